@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
+from mergekit import merge_methods
 from mergekit.common import ImmutableMap, ModelReference
 from mergekit.config import MergeConfiguration
 from mergekit.graph import Task
@@ -33,7 +34,6 @@ from mergekit.merge_methods import (
     MergeMethodSpec,
     ParameterScope,
     TensorGroup,
-    merge_tensors,
 )
 from mergekit.merge_methods.base import ParameterSpec
 from typing_extensions import Literal
@@ -120,8 +120,6 @@ def _plain_parameter(merge_config: MergeConfiguration, name: str, default: str) 
 
 def analyze(merge_config: MergeConfiguration, trust_remote_code: bool = False) -> Optional[VlmMerge]:
     """Classify a recipe's models; None when no VLM is involved (plain mergekit applies)."""
-    from mergekit import merge_methods
-
     models = merge_config.referenced_models()
     configs = {m: m.config(trust_remote_code=trust_remote_code) for m in models}
     multimodal = [m for m in models if is_multimodal_config(configs[m])]
@@ -297,13 +295,15 @@ class MergeSharedVocabulary(Task[torch.Tensor]):
             name: {m: self.input_parameters[m][name] for m in self.model_order if name in self.input_parameters[m]}
             for name in {n for p in self.input_parameters.values() for n in p}
         }
-        merged = merge_tensors(
+        group = TensorGroup.from_tensors(
             aligned,
-            self.method_name,
-            parameters={**dict(self.parameters.items()), **per_input},
             ids=list(self.model_order),
             base_index=self.model_order.index(self.base_model) if self.base_model in self.model_order else None,
             name="shared vocabulary rows",
+            vocabulary_axis=0,  # methods treat token rows specially; keep that
+        )
+        (merged,) = merge_methods.get(self.method_name)(
+            (group,), parameters={**dict(self.parameters.items()), **per_input}
         )
         out = host.clone()
         out[host_rows] = merged.to(out.dtype)
