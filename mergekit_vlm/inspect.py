@@ -147,7 +147,8 @@ class _Checkpoint:
             return f.get_tensor(name)
 
     def dtype(self) -> Optional[str]:
-        floats = sorted({_SAFETENSORS_DTYPES[v["dtype"]] for v in self.info.values() if v["dtype"] in _SAFETENSORS_DTYPES})
+        stored = {v["dtype"] for v in self.info.values()}
+        floats = sorted(_SAFETENSORS_DTYPES[d] for d in stored if d in _SAFETENSORS_DTYPES)
         return "+".join(floats) if floats else None
 
 
@@ -157,7 +158,7 @@ def _resolve(path: str) -> str:
         folder = path
     elif os.path.exists(path):
         raise MergekitVlmError(f"{path} is a file, not a model folder")
-    elif os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") != 1:
+    elif os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1:
         raise MergekitVlmError(f"{path} is not a model folder (no such directory) nor a Hub id (org/name)")
     else:
         from mergekit.common import ModelReference
@@ -173,7 +174,9 @@ def _resolve(path: str) -> str:
     return folder
 
 
-def _text_dims(folder: str, raw: Mapping[str, Any], notes: List[str], path: str) -> Tuple[Dict[str, Any], Optional[int]]:
+def _text_dims(
+    folder: str, raw: Mapping[str, Any], notes: List[str], path: str
+) -> Tuple[Dict[str, Any], Optional[int]]:
     """(TEXT_DIM_FIELDS, vocab_size) of the decoder, with transformers' defaults filled in."""
     try:
         from transformers import AutoConfig
@@ -342,7 +345,9 @@ def _check_vocabularies(host: _Inspected, llms: List[_Inspected], problems: List
         item.report.vocab_overlap = overlap
         path = item.report.path
         if overlap.shared == 0:
-            problems.append(f"{path} shares no token string with the VLM {host.report.path}: not the same tokenizer family")
+            problems.append(
+                f"{path} shares no token string with the VLM {host.report.path}: not the same tokenizer family"
+            )
             continue
         if overlap.same_id < overlap.shared:
             notes.append(
@@ -425,6 +430,9 @@ def inspect_models(models: List[str], base: Optional[str] = None) -> InspectRepo
     if base_item is not None:
         compared = [i for i in inspected if os.path.realpath(i.report.folder) != base_folder]
         _check_ancestry(compared, base_item, problems, notes)
+        for item in inspected:
+            if item not in compared and item.report.num_layers:
+                item.report.distance = [0.0] * item.report.num_layers  # the base itself
 
     return InspectReport(
         models=[i.report for i in inspected],
@@ -442,7 +450,12 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _rows(model: ModelReport, role: str) -> List[Tuple[str, str]]:
+def _config_layers_if_different(model: ModelReport) -> str:
+    declared = model.text_dims.get("num_hidden_layers")
+    return "" if model.num_layers == declared else f" (config: {_fmt(declared)})"
+
+
+def _rows(model: ModelReport, compared: bool) -> List[Tuple[str, str]]:
     dims = model.text_dims
     kind = model.kind + (f" ({model.architecture})" if model.architecture else "")
     rows = [
@@ -450,7 +463,7 @@ def _rows(model: ModelReport, role: str) -> List[Tuple[str, str]]:
         ("family", _fmt(model.family)),
         ("layout", _fmt(model.layout)),
         ("tower prefix", _fmt(model.tower_prefix)),
-        ("layers", _fmt(model.num_layers) + ("" if model.num_layers == dims.get("num_hidden_layers") else f" (config: {_fmt(dims.get('num_hidden_layers'))})")),
+        ("layers", _fmt(model.num_layers) + _config_layers_if_different(model)),
         (
             "hidden",
             f"{_fmt(dims.get('hidden_size'))} (heads {_fmt(dims.get('num_attention_heads'))}, "
@@ -461,10 +474,14 @@ def _rows(model: ModelReport, role: str) -> List[Tuple[str, str]]:
     ]
     if model.distance:
         rows.append(
-            ("distance", f"median {model.distance_median:.4f}, max {model.distance_max:.4f} over {len(model.distance)} layers")
+            (
+                "distance",
+                f"median {model.distance_median:.4f}, max {model.distance_max:.4f} "
+                f"over {len(model.distance)} layers",
+            )
         )
-    elif role != "base":
-        rows.append(("distance", "- (no --base)" if model.distance is None else "-"))
+    elif compared:
+        rows.append(("distance", "- (not measured, see notes)"))
     overlap = model.vocab_overlap
     if overlap is not None:
         vlm_only = ", ".join(overlap.vlm_only) + (" ..." if overlap.vlm_only_count > len(overlap.vlm_only) else "")
@@ -486,7 +503,7 @@ def format_report(report: InspectReport) -> str:
     lines: List[str] = []
     for model, role in blocks:
         lines.append(f"{role}: {model.path}")
-        rows = _rows(model, role)
+        rows = _rows(model, compared=report.base is not None and role != "base")
         width = max(len(label) for label, _ in rows)
         lines.extend(f"  {label:<{width}}  {value}" for label, value in rows)
         lines.append("")
