@@ -381,13 +381,35 @@ def child_main(args) -> None:
 # own peak. Forked from this launcher instead, the measured child starts at ~10 MB.
 LAUNCHER = """
 import json, os, subprocess, sys, time
+
+def status_kib(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as fp:
+            for line in fp:
+                key, _, value = line.partition(":")
+                if key in ("RssAnon", "RssFile", "RssShmem"):
+                    out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
 t0 = time.perf_counter()
 proc = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(proc.pid, 0)
+peak = {"RssAnon": 0, "RssFile": 0}
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    for key, value in status_kib(proc.pid).items():
+        if key in peak:
+            peak[key] = max(peak[key], value)
+    time.sleep(0.02)
 wall = time.perf_counter() - t0
 with open(sys.argv[1], "w") as fp:
     json.dump({"wall_s": wall, "exit": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss,
-               "user_s": usage.ru_utime, "sys_s": usage.ru_stime}, fp)
+               "user_s": usage.ru_utime, "sys_s": usage.ru_stime,
+               "peak_anon_kib": peak["RssAnon"], "peak_file_kib": peak["RssFile"]}, fp)
 """
 
 
@@ -419,6 +441,10 @@ def run_child(approach: str, options: Dict, vlm: str, llm: str, dest: str, log_p
         "peak_rss_bytes": usage["maxrss_kib"] * 1024,  # KiB on Linux
         "user_s": usage["user_s"],
         "sys_s": usage["sys_s"],
+        # Sampled every ~20 ms from /proc/<pid>/status: anonymous (heap) vs file-backed
+        # (mmapped safetensors, reclaimable page cache) resident memory, peaks taken apart.
+        "peak_anon_bytes": usage["peak_anon_kib"] * 1024,
+        "peak_file_bytes": usage["peak_file_kib"] * 1024,
     }
 
 
@@ -490,13 +516,15 @@ def render(result: Dict) -> str:
         f"{m['llm_params']/1e9:.3f}B parameters, {gb(m['llm_bytes']):.2f} GB. "
         f"Recipe: borrow_language_tower, weight {LAMBDA} (VLM) / {round(1-LAMBDA, 6)} (LLM).",
         "",
-        "| approach | wall s | peak RSS GB | wall ratio vs copy | RSS ratio vs copy |",
-        "|---|---:|---:|---:|---:|",
+        "| approach | wall s | peak RSS GB | wall ratio vs copy | RSS ratio vs copy "
+        "| peak anon GB | peak file-backed GB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['label']} | {r['wall_s']:.1f} | {gb(r['peak_rss_bytes']):.2f} | "
-            f"{r['wall_s']/floor['wall_s']:.1f}x | {r['peak_rss_bytes']/floor['peak_rss_bytes']:.1f}x |"
+            f"{r['wall_s']/floor['wall_s']:.1f}x | {r['peak_rss_bytes']/floor['peak_rss_bytes']:.1f}x | "
+            f"{gb(r['peak_anon_bytes']):.2f} | {gb(r['peak_file_bytes']):.2f} |"
         )
     lines += [
         "",
@@ -505,7 +533,9 @@ def render(result: Dict) -> str:
         + ", ".join(f"{r['label']} {r['work_s']:.1f}" for r in rows)
         + ".",
         "Peak RSS: `ru_maxrss` of each approach's own child (via `os.wait4`); "
-        "inputs were in the page cache before every run.",
+        "inputs were in the page cache before every run. Peak anon / file-backed: separate peaks of "
+        "`RssAnon` (heap, the memory a merge really needs) and `RssFile` (mmapped input files, "
+        "reclaimable) sampled every ~20 ms from `/proc/<pid>/status`.",
         "",
         "Checks: "
         + "; ".join(
@@ -557,7 +587,8 @@ def main() -> None:
             row["check"] = check_output(dest, vlm, llm)
         print(
             f"[run] {label}: wall {row['wall_s']:.1f} s (work {row['work_s']:.1f} s), "
-            f"peak RSS {gb(row['peak_rss_bytes']):.2f} GB"
+            f"peak RSS {gb(row['peak_rss_bytes']):.2f} GB (anon {gb(row['peak_anon_bytes']):.2f}, "
+            f"file {gb(row['peak_file_bytes']):.2f})"
             + (f", check {row['check']}" if "check" in row else ""),
             flush=True,
         )

@@ -118,9 +118,23 @@ def _plain_parameter(merge_config: MergeConfiguration, name: str, default: str) 
     return value
 
 
+def models_in_recipe_order(merge_config: MergeConfiguration) -> List[ModelReference]:
+    """The recipe's models as the user wrote them (mergekit's referenced_models() order
+    depends on the hash seed, so "the first VLM" would change from run to run)."""
+    ordered: Dict[ModelReference, None] = {}
+    for model_def in merge_config.models or ():
+        ordered.setdefault(model_def.model, None)
+    for slice_def in merge_config.slices or ():
+        for source in slice_def.sources:
+            ordered.setdefault(source.model, None)
+    for model in merge_config.referenced_models():  # modules:, base_model
+        ordered.setdefault(model, None)
+    return list(ordered)
+
+
 def analyze(merge_config: MergeConfiguration, trust_remote_code: bool = False) -> Optional[VlmMerge]:
     """Classify a recipe's models; None when no VLM is involved (plain mergekit applies)."""
-    models = merge_config.referenced_models()
+    models = models_in_recipe_order(merge_config)
     configs = {m: m.config(trust_remote_code=trust_remote_code) for m in models}
     multimodal = [m for m in models if is_multimodal_config(configs[m])]
     text_models = tuple(m for m in models if m not in multimodal)

@@ -431,7 +431,7 @@ def inspect_models(models: List[str], base: Optional[str] = None) -> InspectRepo
         compared = [i for i in inspected if os.path.realpath(i.report.folder) != base_folder]
         _check_ancestry(compared, base_item, problems, notes)
         for item in inspected:
-            if item not in compared and item.report.num_layers:
+            if os.path.realpath(item.report.folder) == base_folder and item.report.num_layers:
                 item.report.distance = [0.0] * item.report.num_layers  # the base itself
 
     return InspectReport(
