@@ -26,12 +26,24 @@ WATCHED = {
 # plugin never sees (or imports) a half-initialised mergekit module.
 _nesting = 0
 _pending = []
-_flushing = False  # importing the plugin imports watched modules itself: queue those too
+# Importing the plugin imports watched modules itself; so may a user importing one of our
+# modules first. Those hooks stay queued until no module of ours is half-initialised.
+_flushing = False
 
 
-def _run_pending() -> None:
+def _ours_initialising() -> bool:
+    """True while one of our modules is mid-import (it imported mergekit itself)."""
+    return any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+        if name == "mergekit_vlm" or name.startswith("mergekit_vlm.")
+    )
+
+
+def run_pending() -> None:
+    """Install what watched imports queued; our modules that import mergekit call it last."""
     global _flushing
-    if _flushing:
+    if _flushing or _nesting or _ours_initialising():
         return
     _flushing = True
     try:
@@ -61,7 +73,7 @@ class _InstallAfterExec(importlib.abc.Loader):
         finally:
             _nesting -= 1
         if _nesting == 0:
-            _run_pending()
+            run_pending()
 
     def __getattr__(self, name):  # get_source, get_code, ... for debuggers and inspect
         return getattr(self.loader, name)

@@ -326,3 +326,9 @@ class MergeSharedVocabulary(Task[torch.Tensor]):
 
     def group_label(self) -> Optional[str]:
         return self.gather_tensors.group_label()
+
+
+# Hooks queued while this module imported mergekit can run now that it is complete.
+from mergekit_vlm import _autoload  # noqa: E402
+
+_autoload.run_pending()

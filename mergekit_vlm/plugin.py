@@ -344,3 +344,9 @@ def install_merge(merge_module) -> None:
     merge_module.get_architecture_info = get_architecture_info
     merge_module._model_out_config = _model_out_config
     merge_module.run_merge = run_merge
+
+
+# Hooks queued while this module imported mergekit can run now that it is complete.
+from mergekit_vlm import _autoload  # noqa: E402
+
+_autoload.run_pending()
