@@ -7,7 +7,6 @@ mergekit module has executed, calls the matching ``install_*`` function of
 import. ``MERGEKIT_VLM_DISABLE=1`` switches it off.
 """
 
-import importlib.abc
 import os
 import sys
 
@@ -56,7 +55,7 @@ def run_pending() -> None:
         _flushing = False
 
 
-class _InstallAfterExec(importlib.abc.Loader):
+class _InstallAfterExec:  # a loader (duck-typed: importlib.abc costs ~20 ms to import)
     def __init__(self, loader, hook_name):
         self.loader = loader
         self.hook_name = hook_name
@@ -79,7 +78,7 @@ class _InstallAfterExec(importlib.abc.Loader):
         return getattr(self.loader, name)
 
 
-class PostImportFinder(importlib.abc.MetaPathFinder):
+class PostImportFinder:  # a meta-path finder (duck-typed, see above)
     def find_spec(self, fullname, path, target=None):
         hook = WATCHED.get(fullname)
         if hook is None:

@@ -25,10 +25,6 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-# mergekit before borrow: importing borrow first re-enters it half-initialised through the
-# plugin's import hook (borrow -> mergekit.merge_methods -> plugin -> borrow).
-import mergekit.merge_methods  # noqa: F401,E402  isort: skip
-
 from mergekit_vlm.borrow import TEXT_DIM_FIELDS
 from mergekit_vlm.errors import MergekitVlmError
 from mergekit_vlm.families import TEXT, TEXT_LLM_PREFIXES, family_for_config, is_multimodal_config
