@@ -157,13 +157,18 @@ class VlmBoundArchitecture(ModelArchitecture, frozen=True):
         return "vocab" if weight.vocabulary_axis is not None else "tower"
 
 
-def tensor_names(model: ModelReference, options=None) -> FrozenSet[str]:
+def _index(model: ModelReference, options=None) -> Dict[str, str]:
+    """tensor name -> shard of a model, from mergekit's loader cache (downloads Hub ids)."""
     from mergekit.io.tasks import LoaderCache
 
     cache = LoaderCache()
     if options is not None:
         cache.setup(options)
-    return frozenset(cache.get(model).index.tensor_paths)
+    return cache.get(model).index.tensor_paths
+
+
+def tensor_names(model: ModelReference, options=None) -> FrozenSet[str]:
+    return frozenset(_index(model, options))
 
 
 def bind_architecture(merge, options) -> VlmBoundArchitecture:
@@ -204,7 +209,8 @@ def bind_architecture(merge, options) -> VlmBoundArchitecture:
 
 def _has_tensor(model: ModelReference, weight: WeightInfo) -> bool:
     # Like mergekit's own optional check: tied names do not count (a tied lm_head stays absent).
-    return any(n in tensor_names(model) for n in (weight.name, *(weight.aliases or ())))
+    index = _index(model)
+    return any(n in index for n in (weight.name, *(weight.aliases or ())))
 
 
 def _required(weight: WeightInfo) -> WeightInfo:
