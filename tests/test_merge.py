@@ -249,3 +249,21 @@ def test_vlm_plus_vlm_keeps_the_language_model(tmp_path):
     for key in merged:
         torch.testing.assert_close(merged[key], 0.5 * ta[key] + 0.5 * tb[to_b[key]], rtol=0, atol=1e-6)
     assert_loads_cleanly(tmp_path / "out")
+
+
+def test_transformers4_memory_layout(tmp_path):
+    """model.vision_tower.vision_model.* (transformers 4.5x in-memory names): not a factory layout."""
+    trio = factory.build_trio(tmp_path / "t", "llava", layout="v5_memory")
+    from safetensors.torch import save_file
+
+    renamed = {k.replace("model.vision_tower.", "model.vision_tower.vision_model."): v for k, v in tensors(trio.vlm).items()}
+    save_file(renamed, str(trio.vlm / "model.safetensors"), metadata={"format": "pt"})
+    out = run_recipe(linear_recipe(trio.vlm, trio.reasoning, LAMBDA), tmp_path / "out")
+    merged = tensors(out)
+    assert set(merged) == set(renamed)
+    key = "model.language_model.layers.1.mlp.down_proj.weight"
+    expected = LAMBDA * renamed[key] + (1 - LAMBDA) * tensors(trio.reasoning)["model.layers.1.mlp.down_proj.weight"]
+    torch.testing.assert_close(merged[key], expected, rtol=0, atol=1e-6)
+    assert torch.equal(merged["model.vision_tower.vision_model.post_layernorm.weight"],
+                       renamed["model.vision_tower.vision_model.post_layernorm.weight"])
+    assert_loads_cleanly(out)
