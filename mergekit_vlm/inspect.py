@@ -357,14 +357,23 @@ def _check_vocabularies(host: _Inspected, llms: List[_Inspected], problems: List
             )
 
 
+def report_path(model: "_Inspected") -> str:
+    return model.report.path.rstrip("/")
+
+
 def _layer_distances(model: _Inspected, base: _Inspected) -> Optional[List[float]]:
     """||θ_L - base_L|| / ||base_L|| per decoder layer, over the tensors both layers share."""
     if not (model.report.tower_prefix and base.report.tower_prefix):
         return None
     ours = model.checkpoint.layers(model.report.tower_prefix)
     theirs = base.checkpoint.layers(base.report.tower_prefix)
+    from tqdm.auto import tqdm
+
     distances = []
-    for index in sorted(ours.keys() & theirs.keys()):
+    layers = sorted(ours.keys() & theirs.keys())
+    # Streams every decoder tensor of both models: minutes for 8B checkpoints, so show progress.
+    for index in tqdm(layers, desc=f"distance {os.path.basename(report_path(model))}", unit="layer",
+                      disable=len(layers) < 8, leave=False):
         diff_sq = base_sq = 0.0
         for inner, base_name in theirs[index].items():
             name = ours[index].get(inner)
