@@ -124,3 +124,15 @@ def test_stock_mergekit_yaml_prints_one_line_and_exits_nonzero(trio, tmp_path):
     assert errors == [errors[0]] and "unknown tower_method 'avg'" in errors[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_vlm_family_with_a_text_llm_is_refused_not_dropped(trio, tmp_path):
+    from transformers import Qwen2VLConfig
+
+    folder = tmp_path / "qwen2vl"
+    config = Qwen2VLConfig()
+    config.architectures = ["Qwen2VLForConditionalGeneration"]
+    config.save_pretrained(folder)
+    recipe = linear_recipe(folder, trio.reasoning)
+    recipe["merge_method"] = "linear"
+    assert_rejected(recipe, tmp_path / "out", "does not support yet")
