@@ -68,9 +68,9 @@ def test_mathvista_items():
     assert [i.id for i in items] == ["1", "2", "3", "4"]
     assert first.prompt == first.row["query"] and "Choices:" in first.prompt
     assert first.gold == "B (equal to)"
-    assert first.subsets == {"category": "math-targeted-vqa", "task": "textbook question answering", "skills": "algebraic reasoning"}
+    assert first.subsets == {"category": "math-targeted-vqa", "task": "textbook question answering", "skills": ["algebraic reasoning"]}
     assert items[1].subsets["category"] == "general-vqa"
-    assert items[1].subsets["skills"] == "arithmetic reasoning, statistical reasoning"
+    assert items[1].subsets["skills"] == ["arithmetic reasoning", "statistical reasoning"]
     assert first.row["image"] == "images/1.jpg"  # the path column stays; decoded_image is the image
     assert first.images[0].size == (16, 16)
 

@@ -91,7 +91,7 @@ class Item:
     images: list  # PIL.Image.Image objects (may be empty)
     prompt: str  # the text the model sees after the image(s)
     gold: str  # gold answer as a display string
-    subsets: dict = field(default_factory=dict)  # subset labels for breakdowns
+    subsets: dict = field(default_factory=dict)  # key -> label (or list of labels: counted under each)
 
 
 # ---------------------------------------------------------------------------------------
@@ -458,12 +458,6 @@ class Benchmark:
         raise NotImplementedError
 
 
-def _joined(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    return _text(value)
-
-
 class MathVista(Benchmark):
     """AI4Math/MathVista. Columns: pid, question, image (path string), decoded_image (Image),
     choices (list), unit, precision, answer, question_type (multi_choice | free_form),
@@ -501,7 +495,8 @@ class MathVista(Benchmark):
                 # general-vqa vs math-targeted-vqa: the paper's General-VQA / Math-VQA split
                 "category": _text(meta.get("category")),
                 "task": _text(meta.get("task")),
-                "skills": _joined(meta.get("skills")),
+                # Multi-label: the official breakdown counts an item under each of its skills.
+                "skills": [str(v) for v in (meta.get("skills") or [])],
             },
         )
 

@@ -73,12 +73,13 @@ def bench_summary(bench: str, records: Sequence[Mapping]) -> dict:
     correct = sum(1 for r in records if r.get("correct"))
     counts: Dict[str, Dict[str, List[int]]] = {}
     for r in records:
-        for key, label in (r.get("subsets") or {}).items():
-            if label is None or label == "":
-                continue
-            cell = counts.setdefault(str(key), {}).setdefault(str(label), [0, 0])
-            cell[0] += 1 if r.get("correct") else 0
-            cell[1] += 1
+        for key, value in (r.get("subsets") or {}).items():
+            for label in value if isinstance(value, list) else [value]:  # multi-label: each counts
+                if label is None or label == "":
+                    continue
+                cell = counts.setdefault(str(key), {}).setdefault(str(label), [0, 0])
+                cell[0] += 1 if r.get("correct") else 0
+                cell[1] += 1
     subsets = {
         key: {label: {"accuracy": _ratio(c, m), "n": m} for label, (c, m) in _ordered(bench, key, labels)}
         for key, labels in counts.items()
