@@ -381,7 +381,8 @@ def plot_deltas(summary: Mapping, path: Path) -> bool:
 # ---------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
@@ -398,5 +399,5 @@ def write_report(out: Path, summary: Mapping) -> None:
     drawn = plot_deltas(summary, chart)
     if not drawn:
         chart.unlink(missing_ok=True)
-    _write_atomic(out / "summary.md", format_markdown(summary, chart.name if drawn else None))
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(out / "summary.md", format_markdown(summary, chart.name if drawn else None))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

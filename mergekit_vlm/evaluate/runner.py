@@ -29,6 +29,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 
 from mergekit_vlm.errors import MergekitVlmError
 from mergekit_vlm.evaluate.judge import Judge
+from mergekit_vlm.evaluate.report import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -353,15 +354,6 @@ def append_predictions(path: Path, records: Sequence[dict]) -> None:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------
