@@ -20,6 +20,9 @@ Touches (mergekit 0.1.5):
    check does ``[name] + aliases`` with a tuple and raises TypeError).
 6. ``merge.run_merge``: VLM merges are checked first, written to a staging folder and moved
    into place only when complete, with the VLM's processor files and a model card.
+7. ``common.ModelReference.local_path``: with ``HF_HUB_OFFLINE=1`` a Hub id resolves from the
+   local Hub cache (bug: mergekit lists the repo's files online first, so offline merges of
+   downloaded models fail).
 """
 
 from __future__ import annotations
@@ -300,14 +303,38 @@ def install_planner(plan_module) -> None:
         planner.plan_tensor = _routed_plan_tensor(planner.plan_tensor)
 
 
+# --- 7. offline Hub ids ---------------------------------------------------------------------
+
+
+def install_offline_hub_cache(model_reference_cls) -> None:
+    original = model_reference_cls.local_path
+    if hasattr(original, "__wrapped__"):
+        return
+
+    def local_path(self, cache_dir=None, ignore_lora=False):
+        from huggingface_hub import constants, snapshot_download
+
+        if constants.HF_HUB_OFFLINE and not os.path.exists(self.model.path) and (ignore_lora or not self.lora):
+            return snapshot_download(
+                self.model.path, revision=self.model.revision, cache_dir=cache_dir, local_files_only=True
+            )
+        return original(self, cache_dir=cache_dir, ignore_lora=ignore_lora)
+
+    local_path.__wrapped__ = original
+    model_reference_cls.local_path = local_path
+
+
 # --- 3, 4, 6. merge entry points -------------------------------------------------------------
 
 
 def install_merge(merge_module) -> None:
     if hasattr(merge_module.run_merge, "__wrapped__"):
         return
+    from mergekit.common import ModelReference
+
     from mergekit_vlm import borrow
 
+    install_offline_hub_cache(ModelReference)
     original_arch = merge_module.get_architecture_info
     original_out_config = merge_module._model_out_config
     original_run_merge = merge_module.run_merge

@@ -34,3 +34,26 @@ def test_unknown_hub_id_is_a_one_line_error(tmp_path):
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "nobody/nothing" in errors[0], result.stderr
+
+
+def test_merge_of_hub_ids_offline_from_the_cache(trios, tmp_path):
+    import torch
+    from conftest import linear_recipe, run_recipe, tensors
+    from huggingface_hub import constants
+
+    trio = trios("llava", "transformers5")
+    cache = tmp_path / "hub"
+    populate_hub_cache(cache, "tiny-org/tiny-llava", trio.vlm)
+    populate_hub_cache(cache, "tiny-org/tiny-math", trio.reasoning)
+    saved = constants.HF_HUB_CACHE
+    constants.HF_HUB_CACHE = str(cache)  # what HF_HUB_CACHE=... sets at import time
+    try:
+        out = run_recipe(linear_recipe("tiny-org/tiny-llava", "tiny-org/tiny-math"), tmp_path / "hub-out")
+    finally:
+        constants.HF_HUB_CACHE = saved
+    local = run_recipe(linear_recipe(trio.vlm, trio.reasoning), tmp_path / "local-out")
+    a, b = tensors(out), tensors(local)
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert (out / "chat_template.jinja").exists() and (out / "processor_config.json").exists()
+    front = (out / "README.md").read_text().split("---")[1]
+    assert "- tiny-org/tiny-llava" in front and "- tiny-org/tiny-math" in front

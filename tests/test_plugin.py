@@ -13,6 +13,7 @@ import pytest
 import yaml
 from conftest import linear_recipe
 
+import mergekit.common
 import mergekit.merge
 import mergekit.plan
 from mergekit.architecture.json_definitions import NAME_TO_ARCH, _load_architecture_json
@@ -70,6 +71,7 @@ def test_every_patch_is_installed_over_the_function_it_expects():
         mergekit.merge.get_architecture_info: ["config", "options"],
         mergekit.merge._model_out_config: ["config", "arch_info", "trust_remote_code"],
         mergekit.plan.MergePlanner.plan_tensor: ["self", "weight", "weights_in", "models", "cfg_reader"],
+        mergekit.common.ModelReference.local_path: ["self", "cache_dir", "ignore_lora"],
     }
     for patched, params in expected.items():
         original = patched.__wrapped__
