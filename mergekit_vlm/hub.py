@@ -10,8 +10,8 @@ from huggingface_hub import ModelCard, ModelCardData
 CARD_TEMPLATE = """
 # {name}
 
-A vision-language model whose language tower was merged with a text LLM by
-[mergekit-vlm](https://github.com/) on top of [mergekit](https://github.com/arcee-ai/mergekit),
+A vision-language model whose language tower was merged with a text LLM by mergekit-vlm, a
+plugin of [mergekit](https://github.com/arcee-ai/mergekit),
 following *Bring Reason to Vision* (Chen et al., ICML 2025, arXiv:2505.05464).
 
 - Host VLM (vision tower, projector, tokenizer, processor kept): `{vlm}`
@@ -30,9 +30,9 @@ Everything outside the language tower is the host VLM's, bit for bit.
 
 
 def _card_id(model) -> str:
-    """How a parent is named in metadata: its Hub id, or its local folder's name as given."""
+    """How a parent is named in metadata: its Hub id, or its local folder as given."""
     path = model.model.path
-    return path if os.path.isdir(path) is False else os.path.normpath(path)
+    return os.path.normpath(path) if os.path.isdir(path) else path
 
 
 def model_card(merge, config_source: str, name: str = "merged VLM") -> str:

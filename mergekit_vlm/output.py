@@ -159,7 +159,7 @@ def output_tensors(folder: str) -> Dict[str, Dict]:
 _SAFETENSORS_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
 
 
-def finish_output(stage: str, merge, config_source: str, options) -> None:
+def finish_output(stage: str, merge, config_source: str, options, name: str = "merged VLM") -> None:
     """Turn mergekit's tensors + config into a complete VLM folder, or raise."""
     from mergekit_vlm import hub
 
@@ -181,7 +181,7 @@ def finish_output(stage: str, merge, config_source: str, options) -> None:
     with open(os.path.join(stage, "mergekit_config.yml"), "w", encoding="utf-8") as fp:
         fp.write(config_source)
     with open(os.path.join(stage, "README.md"), "w", encoding="utf-8") as fp:
-        fp.write(hub.model_card(merge, config_source))
+        fp.write(hub.model_card(merge, config_source, name=name))
     LOG.info("VLM output complete: %d tensors, support files %s", len(written), ", ".join(copied))
 
 

@@ -369,7 +369,7 @@ def install_merge(merge_module) -> None:
                 options.model_copy(update={"copy_tokenizer": False, "write_model_card": False}),
                 config_source=config_source,
             )
-            output.finish_output(stage, merge, config_source, options)
+            output.finish_output(stage, merge, config_source, options, name=os.path.basename(os.path.abspath(out_path)))
 
     get_architecture_info.__wrapped__ = original_arch
     _model_out_config.__wrapped__ = original_out_config
