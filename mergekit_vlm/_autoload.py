@@ -1,9 +1,10 @@
 """Start-up hook: run mergekit-vlm's registration when (and only when) mergekit is imported.
 
 A one-line ``mergekit_vlm.pth`` in site-packages imports this module at interpreter start-up.
-It imports nothing heavy; it puts a finder on ``sys.meta_path`` that, after each watched
-mergekit module has executed, calls the matching ``install_*`` function of
-:mod:`mergekit_vlm.plugin`. Processes that never import mergekit pay for a dict lookup per
+It imports nothing heavy; it puts a finder on ``sys.meta_path`` that follows the execution of
+mergekit's modules and, once a watched one has executed and mergekit's import has settled
+(no mergekit module half-initialised), calls the matching ``install_*`` function of
+:mod:`mergekit_vlm.plugin`. Processes that never import mergekit pay for a prefix check per
 import. ``MERGEKIT_VLM_DISABLE=1`` switches it off.
 """
 
@@ -21,8 +22,8 @@ WATCHED = {
 }
 
 
-# Watched modules import each other; hooks wait until the outermost one has executed, so the
-# plugin never sees (or imports) a half-initialised mergekit module.
+# mergekit modules import each other; hooks wait until the outermost mergekit import has
+# executed, so the plugin never sees (or imports) a half-initialised mergekit module.
 _nesting = 0
 _pending = []
 # Importing the plugin imports watched modules itself; so may a user importing one of our
@@ -55,7 +56,7 @@ def run_pending() -> None:
         _flushing = False
 
 
-class _InstallAfterExec:  # a loader (duck-typed: importlib.abc costs ~20 ms to import)
+class _TrackedLoader:  # a loader (duck-typed: importlib.abc costs ~20 ms to import)
     def __init__(self, loader, hook_name):
         self.loader = loader
         self.hook_name = hook_name
@@ -68,7 +69,8 @@ class _InstallAfterExec:  # a loader (duck-typed: importlib.abc costs ~20 ms to 
         _nesting += 1
         try:
             self.loader.exec_module(module)
-            _pending.append((self.hook_name, module))
+            if self.hook_name:
+                _pending.append((self.hook_name, module))
         finally:
             _nesting -= 1
         if _nesting == 0:
@@ -80,8 +82,7 @@ class _InstallAfterExec:  # a loader (duck-typed: importlib.abc costs ~20 ms to 
 
 class PostImportFinder:  # a meta-path finder (duck-typed, see above)
     def find_spec(self, fullname, path, target=None):
-        hook = WATCHED.get(fullname)
-        if hook is None:
+        if fullname != "mergekit" and not fullname.startswith("mergekit."):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -89,7 +90,7 @@ class PostImportFinder:  # a meta-path finder (duck-typed, see above)
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _InstallAfterExec(spec.loader, hook)
+                    spec.loader = _TrackedLoader(spec.loader, WATCHED.get(fullname))
                 return spec
         return None
 

@@ -23,10 +23,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from mergekit import merge_methods
-from mergekit.common import ImmutableMap, ModelReference
+from mergekit.common import ModelReference
 from mergekit.config import MergeConfiguration
-from mergekit.graph import Task
-from mergekit.io.tasks import GatherTensors
 from mergekit.merge_methods import (
     BasePolicy,
     GroupMergeMethod,
@@ -39,7 +37,7 @@ from mergekit.merge_methods.base import ParameterSpec
 from typing_extensions import Literal
 
 from mergekit_vlm.errors import MergekitVlmError
-from mergekit_vlm.families import VlmFamily, family_for_config, is_multimodal_config
+from mergekit_vlm.families import FAMILIES, VlmFamily, family_for_config, is_multimodal_config
 
 LOG = logging.getLogger(__name__)
 
@@ -156,7 +154,7 @@ def analyze(merge_config: MergeConfiguration, trust_remote_code: bool = False) -
         arch = (configs[unknown[0]].architectures or ["?"])[0]
         raise MergekitVlmError(
             f"{unknown[0]} is a {arch}, a vision-language family mergekit-vlm does not support yet "
-            f"(supported: {', '.join(sorted(a for f in _families() for a in f.architectures))}); "
+            f"(supported: {', '.join(sorted(a for f in FAMILIES for a in f.architectures))}); "
             "merging it with text LLMs would silently drop or misplace its language tower"
         )
     kinds = {fam.key for fam in families.values()}
@@ -219,12 +217,6 @@ def analyze(merge_config: MergeConfiguration, trust_remote_code: bool = False) -
     )
 
 
-def _families():
-    from mergekit_vlm.families import FAMILIES
-
-    return FAMILIES
-
-
 def check_text_dims(vlm: ModelReference, vlm_config, others: List[Tuple[ModelReference, Any]]) -> None:
     """Every other input's decoder must have the VLM text tower's geometry."""
     expected = vlm_config.get_text_config()
@@ -238,94 +230,6 @@ def check_text_dims(vlm: ModelReference, vlm_config, others: List[Tuple[ModelRef
                     f"text tower mismatch in {field}: {model} has {where}{field}={got} but the VLM "
                     f"{vlm} has text_config.{field}={want}; donors must be fine-tunes of the VLM's base LLM"
                 )
-
-
-class LoadVocabulary(Task[Dict[str, int]]):
-    """token string -> id of one model's tokenizer."""
-
-    model: ModelReference
-    trust_remote_code: bool = False
-
-    def arguments(self) -> Dict[str, Task]:
-        return {}
-
-    def execute(self) -> Dict[str, int]:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(
-            self.model.model.path,
-            revision=self.model.model.revision,
-            trust_remote_code=self.trust_remote_code,
-        )
-        return tokenizer.get_vocab()
-
-    def uses_accelerator(self) -> bool:
-        return False
-
-
-class MergeSharedVocabulary(Task[torch.Tensor]):
-    """Merge the rows of tokens every input knows, matched by token string; keep the VLM's others.
-
-    Each input's rows are gathered into the VLM's token order, the tower method merges those
-    aligned tensors, and every row whose token some input lacks (``<image>``, padding rows
-    beyond the tokenizer) is the VLM's row, exactly.
-    """
-
-    gather_tensors: GatherTensors
-    vocabularies: Tuple[LoadVocabulary, ...]  # in model_order
-    vlm: ModelReference
-    model_order: Tuple[ModelReference, ...]
-    base_model: Optional[ModelReference]
-    method_name: str
-    parameters: ImmutableMap[str, Any]
-    input_parameters: ImmutableMap[ModelReference, ImmutableMap[str, Any]]
-    vocabulary_axis: int = 0
-
-    def arguments(self) -> Dict[str, Task]:
-        args: Dict[str, Task] = {"tensors": self.gather_tensors}
-        args.update({f"vocab_{i}": v for i, v in enumerate(self.vocabularies)})
-        return args
-
-    def execute(self, tensors: Dict[ModelReference, torch.Tensor], **vocabs) -> torch.Tensor:
-        vocab_of = {m: vocabs[f"vocab_{i}"] for i, m in enumerate(self.model_order)}
-        host = tensors[self.vlm].movedim(self.vocabulary_axis, 0)
-        host_vocab = vocab_of[self.vlm]
-        shared = [
-            tok
-            for tok, idx in host_vocab.items()
-            if idx < host.shape[0]
-            and all(tok in vocab_of[m] and vocab_of[m][tok] < tensors[m].shape[self.vocabulary_axis] for m in self.model_order)
-        ]
-        if not shared:
-            raise MergekitVlmError(
-                "embeddings: merge_shared found no token shared by every tokenizer; use embeddings: vlm"
-            )
-        host_rows = torch.tensor([host_vocab[t] for t in shared])
-        aligned = []
-        for model in self.model_order:
-            rows = torch.tensor([vocab_of[model][t] for t in shared])
-            aligned.append(tensors[model].movedim(self.vocabulary_axis, 0).index_select(0, rows))
-        per_input = {
-            name: {m: self.input_parameters[m][name] for m in self.model_order if name in self.input_parameters[m]}
-            for name in {n for p in self.input_parameters.values() for n in p}
-        }
-        group = TensorGroup.from_tensors(
-            aligned,
-            ids=list(self.model_order),
-            base_index=self.model_order.index(self.base_model) if self.base_model in self.model_order else None,
-            name="shared vocabulary rows",
-            vocabulary_axis=0,  # methods treat token rows specially; keep that
-        )
-        (merged,) = merge_methods.get(self.method_name)(
-            (group,), parameters={**dict(self.parameters.items()), **per_input}
-        )
-        out = host.clone()
-        out[host_rows] = merged.to(out.dtype)
-        LOG.info("merge_shared: %d of %d rows merged by token string", len(shared), host.shape[0])
-        return out.movedim(0, self.vocabulary_axis)
-
-    def group_label(self) -> Optional[str]:
-        return self.gather_tensors.group_label()
 
 
 # Hooks queued while this module imported mergekit can run now that it is complete.

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, FrozenSet, List, Optional
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
+import torch
+from mergekit import merge_methods
 from mergekit.architecture.base import (
     ModelArchitecture,
     ModuleArchitecture,
@@ -38,10 +40,12 @@ from mergekit.architecture.base import (
     WeightInfo,
 )
 from mergekit.common import ImmutableMap, ModelReference
+from mergekit.graph import Task
+from mergekit.io.tasks import GatherTensors
+from mergekit.merge_methods import TensorGroup
 from pydantic import Field
 
-# borrow (mergekit.config, tokenizers...) is imported inside the functions that need it: the
-# architecture hook runs while mergekit.architecture is still initialising.
+from mergekit_vlm.errors import MergekitVlmError
 from mergekit_vlm.families import FAMILIES, architectures_dir
 
 LOG = logging.getLogger(__name__)
@@ -210,6 +214,95 @@ def bind_architecture(merge, options) -> VlmBoundArchitecture:
 # --- 5. the planner --------------------------------------------------------------------------
 
 
+class LoadVocabulary(Task[Dict[str, int]]):
+    """token string -> id of one model's tokenizer."""
+
+    model: ModelReference
+    trust_remote_code: bool = False
+
+    def arguments(self) -> Dict[str, Task]:
+        return {}
+
+    def execute(self) -> Dict[str, int]:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(
+            self.model.model.path,
+            revision=self.model.model.revision,
+            trust_remote_code=self.trust_remote_code,
+        )
+        return tokenizer.get_vocab()
+
+    def uses_accelerator(self) -> bool:
+        return False
+
+
+class MergeSharedVocabulary(Task[torch.Tensor]):
+    """Merge the rows of tokens every input knows, matched by token string; keep the VLM's others.
+
+    Each input's rows are gathered into the VLM's token order, the tower method merges those
+    aligned tensors, and every row whose token some input lacks (``<image>``, padding rows
+    beyond the tokenizer) is the VLM's row, exactly.
+    """
+
+    gather_tensors: GatherTensors
+    vocabularies: Tuple[LoadVocabulary, ...]  # in model_order
+    vlm: ModelReference
+    model_order: Tuple[ModelReference, ...]
+    base_model: Optional[ModelReference]
+    method_name: str
+    parameters: ImmutableMap[str, Any]
+    input_parameters: ImmutableMap[ModelReference, ImmutableMap[str, Any]]
+    vocabulary_axis: int = 0
+
+    def arguments(self) -> Dict[str, Task]:
+        args: Dict[str, Task] = {"tensors": self.gather_tensors}
+        args.update({f"vocab_{i}": v for i, v in enumerate(self.vocabularies)})
+        return args
+
+    def execute(self, tensors: Dict[ModelReference, torch.Tensor], **vocabs) -> torch.Tensor:
+        vocab_of = {m: vocabs[f"vocab_{i}"] for i, m in enumerate(self.model_order)}
+        host = tensors[self.vlm].movedim(self.vocabulary_axis, 0)
+        host_vocab = vocab_of[self.vlm]
+        shared = [
+            tok
+            for tok, idx in host_vocab.items()
+            if idx < host.shape[0]
+            and all(tok in vocab_of[m] and vocab_of[m][tok] < tensors[m].shape[self.vocabulary_axis] for m in self.model_order)
+        ]
+        if not shared:
+            raise MergekitVlmError(
+                "embeddings: merge_shared found no token shared by every tokenizer; use embeddings: vlm"
+            )
+        host_rows = torch.tensor([host_vocab[t] for t in shared])
+        aligned = []
+        for model in self.model_order:
+            rows = torch.tensor([vocab_of[model][t] for t in shared])
+            aligned.append(tensors[model].movedim(self.vocabulary_axis, 0).index_select(0, rows))
+        per_input = {
+            name: {m: self.input_parameters[m][name] for m in self.model_order if name in self.input_parameters[m]}
+            for name in {n for p in self.input_parameters.values() for n in p}
+        }
+        group = TensorGroup.from_tensors(
+            aligned,
+            ids=list(self.model_order),
+            base_index=self.model_order.index(self.base_model) if self.base_model in self.model_order else None,
+            name="shared vocabulary rows",
+            vocabulary_axis=0,  # methods treat token rows specially; keep that
+        )
+        (merged,) = merge_methods.get(self.method_name)(
+            (group,), parameters={**dict(self.parameters.items()), **per_input}
+        )
+        out = host.clone()
+        out[host_rows] = merged.to(out.dtype)
+        LOG.info("merge_shared: %d of %d rows merged by token string", len(shared), host.shape[0])
+        return out.movedim(0, self.vocabulary_axis)
+
+    def group_label(self) -> Optional[str]:
+        return self.gather_tensors.group_label()
+
+
+
 def _has_tensor(model: ModelReference, weight: WeightInfo) -> bool:
     # Like mergekit's own optional check: tied names do not count (a tied lm_head stays absent).
     index = _index(model)
@@ -256,11 +349,11 @@ def _plan_shared_vocabulary(planner, merge, weight, weights_in, models, cfg_read
         t=cfg_reader.t,
     )
     trust = planner.options.trust_remote_code
-    task = borrow.MergeSharedVocabulary(
+    task = MergeSharedVocabulary(
         gather_tensors=GatherTensors(
             weight_info=ImmutableMap(data=dict(zip(models, weights_in))), dtype=planner.config.dtype
         ),
-        vocabularies=tuple(borrow.LoadVocabulary(model=m, trust_remote_code=trust) for m in models),
+        vocabularies=tuple(LoadVocabulary(model=m, trust_remote_code=trust) for m in models),
         vlm=merge.vlm,
         model_order=tuple(models),
         base_model=cfg_reader.base_model,

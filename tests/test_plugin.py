@@ -128,3 +128,14 @@ def test_stock_mergekit_yaml_end_to_end(trios, tmp_path):
     from test_merge import assert_loads_cleanly
 
     assert_loads_cleanly(tmp_path / "out")
+
+
+@pytest.mark.parametrize("first", ["mergekit_vlm.borrow", "mergekit.config", "mergekit.io.tasks", "mergekit.architecture"])
+def test_activation_survives_any_first_import(first):
+    """Hooks wait for mergekit's import graph to settle, whatever the user imports first."""
+    code = (f"import {first}; import mergekit.merge as m, mergekit.plan as p; from mergekit import merge_methods as mm; "
+            "from mergekit.architecture.json_definitions import NAME_TO_ARCH as N; "
+            "print(hasattr(m.run_merge, '__wrapped__'), hasattr(p.MergePlanner.plan_tensor, '__wrapped__'), "
+            "mm.get('borrow_language_tower').spec.name, 'language_model' in N['Idefics2ForConditionalGeneration'][0].modules)")
+    result = run_python(code)
+    assert result.stdout.split() == ["True", "True", "borrow_language_tower", "True"], result.stderr[-2000:]
