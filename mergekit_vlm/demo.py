@@ -38,6 +38,7 @@ def demo_recipe(models: Path) -> str:
 def run_demo(out: Path, echo: Callable[[str], None] = print) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
+    import transformers
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
@@ -45,6 +46,7 @@ def run_demo(out: Path, echo: Callable[[str], None] = print) -> Path:
     from mergekit_vlm.output import output_tensors
 
     start = time.time()
+    transformers.utils.logging.disable_progress_bar()  # per-file bars for kilobyte models are noise
     out = out.resolve()
     trio = factory.build_trio(out / "models", "llava")
     echo(f"built tiny models in {out / 'models'}: base LLM, reasoning LLM (base + delta), LLaVA (base + delta)")
