@@ -15,7 +15,7 @@ import os
 import shutil
 import struct
 import tempfile
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, Optional
 
 from mergekit_vlm.errors import MergekitVlmError
 

@@ -315,8 +315,6 @@ def _required(weight: WeightInfo) -> WeightInfo:
 
 def _plan_with_method(planner, method_name, weight, weights_in, models, cfg_reader, original) -> None:
     """Plan one tensor with a given method through mergekit's own plan_tensor."""
-    from mergekit import merge_methods
-
     if weight.optional:
         if not any(_has_tensor(m, w) for m, w in zip(models, weights_in)):
             return  # absent everywhere: skip, as mergekit does
@@ -331,9 +329,6 @@ def _plan_with_method(planner, method_name, weight, weights_in, models, cfg_read
 
 
 def _plan_shared_vocabulary(planner, merge, weight, weights_in, models, cfg_reader) -> None:
-    from mergekit import merge_methods
-    from mergekit_vlm import borrow
-    from mergekit.io.tasks import GatherTensors
     from mergekit.parameter_resolver import resolve_parameters
 
     if weight.optional and not any(_has_tensor(m, w) for m, w in zip(models, weights_in)):
